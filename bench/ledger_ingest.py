@@ -1,0 +1,254 @@
+"""Delivery ingest, end to end, against the two raw rates it is built on, in one run.
+
+- raw JetStream: messages the size of a DistributionRecorded published (async, acks awaited
+  in windows, with Nats-Msg-Id) and consumed by a pull consumer at the same time;
+- raw event store: ledger log events saved in batches (one transaction per batch);
+- end to end: the ledger service as its own process (uvicorn, group commit, Merkle log,
+  checkpoints, outbox relay) on the same kind of store; clients in another process POST
+  deliveries (one per request from many volunteers at once, and /deliveries/batch from
+  offline devices); the clock stops when the last DistributionRecorded is consumed from LEDGER.
+
+Target: end to end >= 50% of the slower raw rate. Results: bench/results/ledger_ingest.json.
+`python -m bench.ledger_ingest [--deliveries 10000] [--concurrency 64] [--batch 100]`
+"""
+
+import argparse
+import asyncio
+import multiprocessing
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from datetime import datetime, timezone
+from pathlib import Path
+
+import httpx
+import nats
+import orjson
+from nats.js.api import StreamConfig
+
+from bench.common import write
+from services.common.auth import token_for
+from services.common.natsserver import NatsServer, free_port
+from services.common.settings import Settings
+from services.ledger.application import Ledger, LedgerConfig
+from services.ledger.domain import LOG_ID, Entitlement, EntryAppended, entitlement_id
+
+TARGET = 0.5
+ROOT = Path(__file__).resolve().parents[1]
+KEY = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="
+RICE = {"item_code": "rice", "unit": "kg", "quantity": 10}
+
+
+def sample_entry(seq: int) -> dict:
+    return {"kind": "delivery", "seq": seq, "entitlement_id": str(uuid.uuid4()), "round_id": str(uuid.uuid4()),
+            "household_id": str(uuid.uuid4()), "commune_code": "26734", "items": [RICE], "cash_vnd": 500000,
+            "volunteer_id": "tnv-07", "device_id": "phone-3", "delivered_at": "2021-07-20T08:00:00.000000Z",
+            "evidence_hash": None, "recorded_at": "2021-07-20T08:00:01.000000Z"}
+
+
+async def raw_jetstream(url: str, n: int, window: int = 500) -> float:
+    nc = await nats.connect(url)
+    js = nc.jetstream()
+    await js.add_stream(StreamConfig(name="BENCH", subjects=["bench.>"], duplicate_window=120))
+    payload = orjson.dumps({**sample_entry(1), "leaf_hash": "ab" * 32, "event_id": str(uuid.uuid4())})
+    sub = await js.pull_subscribe("bench.>", durable="bench", stream="BENCH")
+
+    async def consume() -> None:
+        seen = 0
+        while seen < n:
+            try:
+                msgs = await sub.fetch(window, timeout=2)
+            except (nats.errors.TimeoutError, asyncio.TimeoutError):
+                continue
+            seen += len(msgs)
+            await asyncio.gather(*(m.ack() for m in msgs))
+
+    start = time.perf_counter()
+    consumer = asyncio.create_task(consume())
+    for first in range(0, n, window):
+        acks = [await js.publish_async(f"bench.distribution.{i}", payload, headers={"Nats-Msg-Id": f"b:{i}"})
+                for i in range(first, min(first + window, n))]
+        await asyncio.gather(*acks)
+    await consumer
+    elapsed = time.perf_counter() - start
+    await nc.close()
+    return n / elapsed
+
+
+def raw_event_store(settings: Settings, n: int, batch: int = 500) -> float:
+    app = Ledger(settings, LedgerConfig(signing_key=KEY))
+    try:
+        now = datetime.now(timezone.utc)
+        start = time.perf_counter()
+        for first in range(1, n + 1, batch):
+            app.save(*[EntryAppended(originator_id=LOG_ID, originator_version=seq, timestamp=now,
+                                     entry=sample_entry(seq), leaf_hash="ab" * 32, entitlement_version=2)
+                       for seq in range(first, min(first + batch, n + 1))])
+        return n / (time.perf_counter() - start)
+    finally:
+        app.close()
+
+
+def preload(settings: Settings, n: int) -> list[str]:
+    """Entitlements as if learned from relief, straight into the ledger's store."""
+    app = Ledger(settings, LedgerConfig(signing_key=KEY))
+    ids = []
+    try:
+        round_id = uuid.uuid4()
+        for first in range(0, n, 1000):
+            batch = []
+            for _ in range(first, min(first + 1000, n)):
+                household = uuid.uuid4()
+                batch.append(Entitlement(entitlement_id=entitlement_id(round_id, household), source_version=1,
+                                         round_id=round_id, household_id=household, commune_code="26734",
+                                         items=[RICE], cash_vnd=500000, earmarked_donation_id=None))
+            app.save(*batch)
+            ids += [str(e.id) for e in batch]
+    finally:
+        app.close()
+    return ids
+
+
+def body(eid: str, i: int) -> dict:
+    return {"entitlement_id": eid, "items": [RICE], "cash_vnd": 500000, "volunteer_id": f"tnv-{i % 50}",
+            "device_id": f"phone-{i % 50}", "delivered_at": "2021-07-20T08:00:00+07:00"}
+
+
+async def post_all(url: str, requests: list[tuple[str, bytes, dict]], connections: int) -> list[tuple[int, bytes]]:
+    """A bare HTTP/1.1 keep-alive client (asyncio streams): phones are other machines, so the
+    client's own cost (httpx's is several times the server's) should not be measured."""
+    host, port = url.removeprefix("http://").split(":")
+    results: list = [None] * len(requests)
+    queue = list(range(len(requests)))[::-1]
+
+    async def connection() -> None:
+        reader, writer = await asyncio.open_connection(host, int(port))
+        while queue:
+            i = queue.pop()
+            path, payload, headers = requests[i]
+            head = "".join(f"{k}: {v}\r\n" for k, v in headers.items())
+            writer.write(f"POST {path} HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\n{head}"
+                         f"Content-Length: {len(payload)}\r\n\r\n".encode() + payload)
+            response_head = await reader.readuntil(b"\r\n\r\n")
+            status = int(response_head.split(b" ", 2)[1])
+            length = int(next(line.split(b":", 1)[1] for line in response_head.split(b"\r\n")
+                              if line.lower().startswith(b"content-length:")))
+            results[i] = (status, await reader.readexactly(length))
+        writer.close()
+
+    await asyncio.gather(*(connection() for _ in range(connections)))
+    return results
+
+
+def client(url: str, ids: list[str], concurrency: int, batch: int, done, auth: dict) -> None:
+    """In its own process: POST every delivery; `batch` > 1 uses /deliveries/batch. `auth`: an
+    admin's sign-in, who may record for the 50 named volunteers at once."""
+    if batch <= 1:
+        requests = [("/deliveries", orjson.dumps(body(eid, i)), {"Idempotency-Key": f"b-{i}", **auth})
+                    for i, eid in enumerate(ids)]
+    else:
+        requests = [("/deliveries/batch", orjson.dumps({"deliveries": [
+            body(ids[i], i) | {"idempotency_key": f"b-{i}"} for i in range(first, min(first + batch, len(ids)))]}),
+            auth) for first in range(0, len(ids), batch)]
+    results = asyncio.run(post_all(url, requests, concurrency))
+    if batch <= 1:
+        recorded = sum(status == 201 for status, _ in results)
+    else:
+        recorded = sum(r["status"] == 201 for _, data in results for r in orjson.loads(data)["results"])
+    done.put((recorded, time.perf_counter()))
+
+
+async def count_ledger(url: str, n: int) -> float:
+    nc = await nats.connect(url)
+    js = nc.jetstream()
+    sub = await js.pull_subscribe("ledger.>", stream="LEDGER")
+    seen = 0
+    while seen < n:
+        try:
+            msgs = await sub.fetch(1000, timeout=2)
+        except (nats.errors.TimeoutError, asyncio.TimeoutError):
+            continue
+        seen += len(msgs)
+        await asyncio.gather(*(m.ack() for m in msgs))
+    finished = time.perf_counter()
+    await nc.close()
+    return finished
+
+
+def end_to_end(tmp: Path, nats_url: str, n: int, concurrency: int, batch: int, label: str) -> dict:
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith(("LEDGER_", "POSTGRES_"))},
+           "DATA_DIR": str(tmp / label), "NATS_URL": nats_url, "LEDGER_SIGNING_KEY": KEY,
+           "LEDGER_PORT": str(free_port()), "PERSISTENCE_MODULE": "eventsourcing.sqlite"}
+    settings = Settings.from_env("ledger", env)
+    ids = preload(settings, n)
+    url = f"http://127.0.0.1:{env['LEDGER_PORT']}"
+    server = subprocess.Popen([sys.executable, "-m", "services.ledger"], env=env, cwd=ROOT,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if httpx.get(f"{url}/healthz").status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            assert time.monotonic() < deadline, "ledger did not start"
+            time.sleep(0.2)
+        context = multiprocessing.get_context("spawn")
+        done = context.Queue()
+        auth = {"Authorization": f"Bearer {token_for(settings.keys_dir, 'bench')}"}
+        worker = context.Process(target=client, args=(url, ids, concurrency, batch, done, auth))
+        start = time.perf_counter()
+        worker.start()
+        published_at = asyncio.run(count_ledger(nats_url, n))
+        recorded, committed_at = done.get(timeout=600)
+        worker.join()
+        info = httpx.get(f"{url}/ledger/info").json()
+        assert recorded == n and info["entries"] == n, (recorded, info["entries"])
+        return {"deliveries": n, "concurrency": concurrency, "per_request": batch,
+                "committed_per_s": round(n / (committed_at - start)),
+                "published_per_s": round(n / (published_at - start)),
+                "mean_group_commit": round(info["group_commit"]["commands"] / max(info["group_commit"]["batches"], 1), 1)}
+    finally:
+        server.terminate()
+        server.wait(20)
+
+
+def main(deliveries: int = 10000, concurrency: int = 64, batch: int = 100) -> dict:
+    with tempfile.TemporaryDirectory(prefix="ledger-bench-") as tmp_name:
+        tmp = Path(tmp_name)
+        # a nats-server each: the relay's Nats-Msg-Ids restart with each fresh store
+        with NatsServer(tmp / "nats-raw") as server:
+            jetstream = asyncio.run(raw_jetstream(server.url, deliveries))
+        store = raw_event_store(Settings.from_env("ledger", {"DATA_DIR": str(tmp / "raw")}), deliveries)
+        print(f"raw: JetStream {jetstream:.0f}/s, event store {store:.0f}/s", flush=True)
+        with NatsServer(tmp / "nats-single") as server:
+            single = end_to_end(tmp, server.url, deliveries, concurrency, 1, "single")
+        print("one per request:", single, flush=True)
+        with NatsServer(tmp / "nats-batched") as server:
+            batched = end_to_end(tmp, server.url, deliveries, 8, batch, "batched")
+    slower = min(jetstream, store)
+    result = {
+        "store": "sqlite",
+        "raw_jetstream_publish_consume_per_s": round(jetstream),
+        "raw_event_store_batched_writes_per_s": round(store),
+        "end_to_end_one_delivery_per_request": single,
+        "end_to_end_batch_requests": batched,
+        "ratio_one_per_request_vs_slower_raw": round(single["published_per_s"] / slower, 3),
+        "ratio_batch_requests_vs_slower_raw": round(batched["published_per_s"] / slower, 3),
+        "target_ratio": TARGET,
+    }
+    write("ledger_ingest", result)
+    return result
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--deliveries", type=int, default=10000)
+    parser.add_argument("--concurrency", type=int, default=64)
+    parser.add_argument("--batch", type=int, default=100)
+    args = parser.parse_args()
+    main(args.deliveries, args.concurrency, args.batch)

@@ -1,0 +1,1 @@
+"""Plumbing shared by every service: settings, store, NATS, outbox relay, tracked consumer."""

@@ -1,0 +1,1 @@
+"""Households service: who lives where, who is vulnerable, who is in quarantine."""

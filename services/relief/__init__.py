@@ -1,0 +1,1 @@
+"""Relief: campaigns, donations, receipts, stock and rounds; for now, who is eligible."""
