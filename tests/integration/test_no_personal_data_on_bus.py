@@ -138,9 +138,15 @@ def test_nothing_personal_crosses_the_bus(tmp_path, settings_for):
                                       json={"donor": donor, "received_on": "2021-07-21", **body})
                 assert donated.status_code == 201, donated.text
 
-            def relief_knows_all():
-                return all(relief.get(f"/eligibility/households/{h}").status_code == 200 for h in ids)
-            eventually(relief_knows_all, "relief hears of every household")
+            def relief_knows_all():  # the last change of each household, not just that it exists
+                seen = [relief.get(f"/eligibility/households/{h}") for h in ids]
+                if any(response.status_code != 200 for response in seen):
+                    return False
+                first, second, third, _ = (response.json() for response in seen)
+                return (first["village"] == "Tổ 2" and first["quarantine_episodes"]
+                        and second["member_count"] == 3 and second["quarantine_episodes"]
+                        and any(e["ended_on"] for e in third["quarantine_episodes"]))
+            eventually(relief_knows_all, "relief hears of every household's last change")
             round_id = relief.post("/rounds", json={
                 "campaign_id": campaign_id, "name": "Đợt 1", "planned_on": DAY,
                 "package": {"items": {"rice": 10}, "cash_vnd": 300_000},
