@@ -8,12 +8,21 @@ import orjson
 import pytest
 from typer.testing import CliRunner
 
-from services.ledger.audit import sample
+from services.ledger.audit import sample, verify
 from services.ledger.audit.cli import app
 from services.ledger.export_format import b64
 
 KEY = sample.signing_key()
 HOUSEHOLDS, EVERY = 60, 16  # 60 deliveries, 6 reversed and delivered again: 72 entries
+
+
+@pytest.fixture(autouse=True, params=["compiled", "python"] if verify._fastscan else ["python"])
+def scanner(request, monkeypatch):
+    """Every test runs on both paths: the compiled scanner must accept exactly what Python does,
+    and leave every failure for Python to name."""
+    if request.param == "python":
+        monkeypatch.setattr(verify, "_fastscan", None)
+    return request.param
 
 
 def world(**kw) -> sample.World:

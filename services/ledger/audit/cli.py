@@ -13,11 +13,11 @@ from typing import Annotated
 import orjson
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, DownloadColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from services.ledger.audit import receipt as receipts
 from services.ledger.audit import report as reports
-from services.ledger.audit.sources import SourceError, export_lines, relief_events
+from services.ledger.audit.sources import SourceError, export_chunks, export_lines, relief_events
 from services.ledger.audit.verify import ReliefFacts, Verifier
 from services.ledger.export_format import unb64
 
@@ -44,24 +44,18 @@ def _public_key(value: str | None) -> bytes | None:
     return raw
 
 
-def _with_progress(lines: Iterable[bytes], source: str, show: bool) -> Iterator[bytes]:
+def _with_progress(chunks: Iterable[bytes], source: str, show: bool) -> Iterator[bytes]:
     if not show:
-        yield from lines
+        yield from chunks
         return
     total = os.path.getsize(source) if os.path.isfile(source) else None
-    columns = [SpinnerColumn(), TextColumn("Đang kiểm / verifying"), BarColumn(),
-               MofNCompleteColumn() if total is None else TextColumn("{task.percentage:>3.0f}%"), TimeElapsedColumn()]
+    columns = [SpinnerColumn(), TextColumn("Đang kiểm / verifying"), BarColumn(), DownloadColumn(),
+               TimeElapsedColumn()]
     with Progress(*columns, console=err, transient=True) as progress:
         task = progress.add_task("verify", total=total)
-        done = pending = 0
-        for line in lines:
-            pending += len(line) if total else 1
-            done += 1
-            if done & 0x3FFF == 0:
-                progress.update(task, advance=pending)
-                pending = 0
-            yield line
-        progress.update(task, advance=pending)
+        for chunk in chunks:
+            yield chunk
+            progress.update(task, advance=len(chunk))
 
 
 def _facts(relief: str | None, relief_file: str | None) -> ReliefFacts | None:
@@ -87,7 +81,7 @@ def verify(
     try:
         pinned = [_pinned(path) for path in checkpoint or []]
         verifier = Verifier(_facts(relief, relief_events_file), _public_key(public_key), pinned)
-        outcome = verifier.run(_with_progress(export_lines(source), source, progress and err.is_terminal))
+        outcome = verifier.run_chunks(_with_progress(export_chunks(source), source, progress and err.is_terminal))
     except (SourceError, OSError, ValueError) as error:
         _fail_source(error)
     if as_json:

@@ -7,7 +7,10 @@ root is recomputed from one and the same stream of leaves; a checkpoint the audi
 earlier (`pinned`) must match the prefix of the same size.
 """
 
-from collections.abc import Iterable
+import sys
+from bisect import bisect_right
+from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from hashlib import sha256
 
@@ -18,6 +21,13 @@ from services.ledger.export_format import FORMAT, checkpoint_signature_valid, is
 from services.ledger.audit.sources import paused_gc
 from services.ledger.merkle import CompactRange
 
+try:  # built by `pip install` where a C compiler and OpenSSL's headers are at hand (setup.py)
+    from services.ledger.audit import _fastscan
+except ImportError:  # the same checks in Python alone, slower
+    _fastscan = None
+
+CHUNK_BYTES = 1 << 22
+
 SORT_KEYS = orjson.OPT_SORT_KEYS
 ENTRY_PREFIX = b'{"kind":"entry","seq":'
 LEAF_SUFFIX = b',"leaf_hash":"'
@@ -27,6 +37,36 @@ def delivery_key(household, items, cash) -> bytes:
     """What a reversal must repeat of its open delivery, kept as a digest: a million open
     deliveries held as their JSON cost more in memory traffic than all the parsing."""
     return sha256(orjson.dumps((household, items, cash))).digest()
+
+
+def whole_lines(chunks: Iterable[bytes]) -> Iterator[tuple[bytes, int]]:
+    """(buffer, end) with buffer[:end] whole lines, from chunks cut anywhere; a last line
+    without its newline gets one."""
+    pending: list[bytes] = []
+    for chunk in chunks:
+        cut = chunk.rfind(b"\n") + 1
+        if not cut:
+            pending.append(chunk)
+            continue
+        buffer = b"".join((*pending, chunk)) if pending else chunk
+        cut += len(buffer) - len(chunk)
+        pending = [buffer[cut:]]
+        yield buffer, cut
+    if rest := b"".join(pending):
+        yield rest + b"\n", len(rest) + 1
+
+
+def joined(lines: Iterable[bytes], size: int = CHUNK_BYTES) -> Iterator[bytes]:
+    """Lines, with or without their newline, joined into chunks of about `size` bytes."""
+    batch, held = [], 0
+    for line in lines:
+        batch.append(line if line.endswith(b"\n") else line + b"\n")
+        held += len(line)
+        if held >= size:
+            yield b"".join(batch)
+            batch, held = [], 0
+    if batch:
+        yield b"".join(batch)
 
 
 @dataclass(frozen=True)
@@ -116,11 +156,14 @@ class ReliefFacts:
 
 class Verifier:
     def __init__(self, relief: ReliefFacts | None = None, public_key: bytes | None = None,
-                 pinned: Iterable[dict] = ()) -> None:
+                 pinned: Iterable[dict] = (), compiled: bool = True) -> None:
         self.relief = relief
         self.pinned_key = public_key
         self.public_key: bytes | None = None
         self.pinned = {cp["tree_size"]: cp for cp in pinned}
+        self.pinned_sizes = sorted(size for size in self.pinned if isinstance(size, int))
+        self.compiled = compiled
+        self.hook = None if relief is None else self._on_delivery
         self.compact = CompactRange()
         self.outcome = Outcome()
         self.header_seen = False
@@ -131,44 +174,91 @@ class Verifier:
         self.last_checkpoint_size = 0
 
     def run(self, lines: Iterable[bytes]) -> Outcome:
-        """feed() every line, with the common case (a valid entry of a full export) inlined: it
-        only ever accepts; anything else goes through feed(), which names what is wrong."""
-        loads, dumps, active = orjson.loads, orjson.dumps, self.active
-        compact, feed = self.compact, self.feed
-        peaks = compact._peaks  # noqa: SLF001 - CompactRange.append, inlined
+        """Every line of an export, one bytes object each, with or without its newline."""
+        return self.run_chunks(joined(lines))
+
+    def run_chunks(self, chunks: Iterable[bytes]) -> Outcome:
+        """The export as byte chunks cut anywhere (a file read in blocks, an HTTP body). With the
+        compiled scanner, one thread hashes the next buffer while this one applies the last."""
         with paused_gc():
-            self._run(lines, loads, dumps, active, compact, feed, peaks)
+            if _fastscan is None or not self.compiled:
+                any(self._lines(buffer, end) for buffer, end in whole_lines(chunks))
+            else:
+                with ThreadPoolExecutor(1, thread_name_prefix="verify-hash") as hashing:
+                    self._pipelined(whole_lines(chunks), hashing)
         return self.finish()
 
-    def _run(self, lines, loads, dumps, active, compact, feed, peaks) -> None:
-        relief = self.relief
-        for line in lines:
-            entry = self._fast_entry(line, loads) if self.fast else None
-            if entry is not None:
-                seq, digest, entry = entry
-                ent_id = entry.get("entitlement_id")
-                if (entry.get("kind") == "delivery" and type(ent_id) is str and ent_id not in active
-                        and "household_id" in entry and "items" in entry and "cash_vnd" in entry):
-                    n, h = compact.size, digest
-                    while n & 1:
-                        h = sha256(b"\x01" + peaks.pop() + h).digest()
-                        n >>= 1
-                    peaks.append(h)
-                    compact.size += 1
-                    if relief is not None and self._relief_rules(seq, entry) is not None:
-                        break
-                    active[ent_id] = (seq, sha256(dumps((entry["household_id"], entry["items"], entry["cash_vnd"]))).digest())
-                    if relief is not None and self._count(seq, entry, 1) is not None:
-                        break
-                    continue
-            if feed(line) is not None:
-                break
+    def _pipelined(self, buffers: Iterable[tuple[bytes, int]], hashing: ThreadPoolExecutor) -> None:
+        ahead = None
+        for buffer, end in buffers:
+            job = (buffer, end, hashing.submit(_fastscan.prepare, buffer, end))
+            if ahead is not None and self._lines(ahead[0], ahead[1], ahead[2].result()):
+                job[2].cancel()
+                return
+            ahead = job
+        if ahead is not None:
+            self._lines(ahead[0], ahead[1], ahead[2].result())
+
+    def _lines(self, buffer: bytes, end: int, prepared=None) -> bool:
+        """The whole lines of buffer[:end]; True once something fails. The compiled scanner takes
+        every line it can, and gives back the first it does not take, which Python then judges."""
+        if prepared is None:
+            return self._python_lines(buffer, end)
+        i, count, compact = 0, len(prepared), self.compact
+        while i < count:
+            if self.header_seen and self.outcome.full_proof:
+                i, compact.size, failed = _fastscan.apply(prepared, i, compact._peaks, compact.size,  # noqa: SLF001
+                                                          self.active, self.hook, self._scan_limit())
+                if failed or i >= count:
+                    return failed
+            start, stop = prepared.span(i)
+            i += 1
+            line = buffer[start:stop]
+            if line.strip() and self._line(line) is not None:
+                return True
+        return False
+
+    def _python_lines(self, buffer: bytes, end: int) -> bool:
+        pos = 0
+        while pos < end:
+            eol = buffer.index(b"\n", pos) + 1
+            line, pos = buffer[pos:eol], eol
+            if line.strip() and self._line(line) is not None:
+                return True
+        return False
+
+    def _scan_limit(self) -> int:
+        """The scanner stops before an entry completing a pinned checkpoint: Python checks it."""
+        later = bisect_right(self.pinned_sizes, self.compact.size)
+        return self.pinned_sizes[later] - 1 if later < len(self.pinned_sizes) else sys.maxsize
+
+    def _on_delivery(self, seq: int, body: bytes) -> Failure | None:
+        """The relief rules of a delivery the scanner took (it needs the parsed entry)."""
+        entry = orjson.loads(body)
+        return self._relief_rules(seq, entry) or self._count(seq, entry, 1)
+
+    def _line(self, line: bytes) -> Failure | None:
+        """One line: the common one (a valid delivery of a full export) is taken here, where it
+        can only be accepted; anything else goes through feed(), which names what is wrong."""
+        taken = self._fast_entry(line) if self.fast else None
+        if taken is None:
+            return self.feed(line)
+        seq, digest, entry = taken
+        ent_id = entry.get("entitlement_id")
+        if not (entry.get("kind") == "delivery" and type(ent_id) is str and ent_id not in self.active
+                and "household_id" in entry and "items" in entry and "cash_vnd" in entry):
+            return self.feed(line)
+        self.compact.append(digest)
+        if self.relief is not None and (failure := self._relief_rules(seq, entry)):
+            return failure
+        self.active[ent_id] = (seq, delivery_key(entry["household_id"], entry["items"], entry["cash_vnd"]))
+        return self._count(seq, entry, 1)
 
     @property
     def fast(self) -> bool:
         return self.header_seen and self.outcome.full_proof and not self.pinned
 
-    def _fast_entry(self, line: bytes, loads) -> tuple[int, bytes, dict] | None:
+    def _fast_entry(self, line: bytes) -> tuple[int, bytes, dict] | None:
         """The common line, an entry as the ledger writes it (its canonical bytes verbatim): hash
         those bytes as they are and parse only them, no re-serialising. Anything else: None."""
         if not line.startswith(ENTRY_PREFIX):
@@ -182,7 +272,7 @@ class Verifier:
         if digest.hex().encode() != line[end + 14:end + 78]:
             return None  # perhaps non-canonical bytes of a true entry: the parsing path decides
         try:
-            entry = loads(body)
+            entry = orjson.loads(body)
         except orjson.JSONDecodeError:
             return None
         return (expected, digest, entry) if type(entry) is dict and entry.get("seq") == expected else None
