@@ -17,7 +17,7 @@ help:
 	@echo "make contracts   export contract JSON Schemas to contracts/schemas"
 	@echo "make asyncapi    write docs/asyncapi.json from the code"
 
-$(STAMP): requirements.lock pyproject.toml
+$(STAMP): requirements.lock pyproject.toml setup.py services/ledger/audit/_fastscan.c
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ needed"'
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
