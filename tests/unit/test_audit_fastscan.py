@@ -12,8 +12,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from services.ledger.audit import sample, verify
-from services.ledger.audit.verify import ReliefFacts, Verifier, whole_lines
-from services.ledger.audit.sources import relief_events
+from services.ledger.audit.sources import relief_events, whole_lines
+from services.ledger.audit.verify import ReliefFacts, Verifier
 
 WORLD = sample.World(households=24)
 LINES = list(sample.export(WORLD.deliveries(reversal_every=5), sample.signing_key(), 7))

@@ -13,7 +13,7 @@
 
 import asyncio
 import gc
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -56,7 +56,40 @@ def export_lines(source: str) -> Iterator[bytes]:
                     yield line
 
 
-def export_chunks(source: str, size: int = 1 << 22) -> Iterator[bytes]:
+CHUNK_BYTES = 1 << 22
+
+
+def whole_lines(chunks: Iterable[bytes]) -> Iterator[tuple[bytes, int]]:
+    """(buffer, end) with buffer[:end] whole lines, from chunks cut anywhere; a last line
+    without its newline gets one."""
+    pending: list[bytes] = []
+    for chunk in chunks:
+        cut = chunk.rfind(b"\n") + 1
+        if not cut:
+            pending.append(chunk)
+            continue
+        buffer = b"".join((*pending, chunk)) if pending else chunk
+        cut += len(buffer) - len(chunk)
+        pending = [buffer[cut:]]
+        yield buffer, cut
+    if rest := b"".join(pending):
+        yield rest + b"\n", len(rest) + 1
+
+
+def joined(lines: Iterable[bytes], size: int = CHUNK_BYTES) -> Iterator[bytes]:
+    """Lines, with or without their newline, joined into chunks of about `size` bytes."""
+    batch, held = [], 0
+    for line in lines:
+        batch.append(line if line.endswith(b"\n") else line + b"\n")
+        held += len(line)
+        if held >= size:
+            yield b"".join(batch)
+            batch, held = [], 0
+    if batch:
+        yield b"".join(batch)
+
+
+def export_chunks(source: str, size: int = CHUNK_BYTES) -> Iterator[bytes]:
     """The export as byte chunks cut anywhere (what Verifier.run_chunks reads): a file in blocks,
     an HTTP body as it arrives, the LEDGER stream's entries as lines."""
     if source.startswith(("http://", "https://")):
@@ -76,12 +109,8 @@ def _export_file(source: str) -> Path:
 
 
 def _http_lines(url: str) -> Iterator[bytes]:
-    pending = b""
-    for chunk in _http_body(url):
-        *lines, pending = (pending + chunk).split(b"\n")
-        yield from (line for line in lines if line.strip())
-    if pending.strip():
-        yield pending
+    for buffer, end in whole_lines(_http_body(url)):
+        yield from (line for line in buffer[:end].splitlines() if line.strip())
 
 
 def _http_body(url: str) -> Iterator[bytes]:

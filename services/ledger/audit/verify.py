@@ -10,7 +10,7 @@ earlier (`pinned`) must match the prefix of the same size.
 import sys
 from bisect import bisect_right
 from concurrent.futures import ThreadPoolExecutor
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from hashlib import sha256
 
@@ -18,15 +18,13 @@ import orjson
 
 from contracts.relief import DonationReceived, EntitlementCancelled, EntitlementIssued
 from services.ledger.export_format import FORMAT, checkpoint_signature_valid, iso_utc, unb64
-from services.ledger.audit.sources import paused_gc
+from services.ledger.audit.sources import joined, paused_gc, whole_lines
 from services.ledger.merkle import CompactRange
 
 try:  # built by `pip install` where a C compiler and OpenSSL's headers are at hand (setup.py)
     from services.ledger.audit import _fastscan
 except ImportError:  # the same checks in Python alone, slower
     _fastscan = None
-
-CHUNK_BYTES = 1 << 22
 
 SORT_KEYS = orjson.OPT_SORT_KEYS
 ENTRY_PREFIX = b'{"kind":"entry","seq":'
@@ -37,36 +35,6 @@ def delivery_key(household, items, cash) -> bytes:
     """What a reversal must repeat of its open delivery, kept as a digest: a million open
     deliveries held as their JSON cost more in memory traffic than all the parsing."""
     return sha256(orjson.dumps((household, items, cash))).digest()
-
-
-def whole_lines(chunks: Iterable[bytes]) -> Iterator[tuple[bytes, int]]:
-    """(buffer, end) with buffer[:end] whole lines, from chunks cut anywhere; a last line
-    without its newline gets one."""
-    pending: list[bytes] = []
-    for chunk in chunks:
-        cut = chunk.rfind(b"\n") + 1
-        if not cut:
-            pending.append(chunk)
-            continue
-        buffer = b"".join((*pending, chunk)) if pending else chunk
-        cut += len(buffer) - len(chunk)
-        pending = [buffer[cut:]]
-        yield buffer, cut
-    if rest := b"".join(pending):
-        yield rest + b"\n", len(rest) + 1
-
-
-def joined(lines: Iterable[bytes], size: int = CHUNK_BYTES) -> Iterator[bytes]:
-    """Lines, with or without their newline, joined into chunks of about `size` bytes."""
-    batch, held = [], 0
-    for line in lines:
-        batch.append(line if line.endswith(b"\n") else line + b"\n")
-        held += len(line)
-        if held >= size:
-            yield b"".join(batch)
-            batch, held = [], 0
-    if batch:
-        yield b"".join(batch)
 
 
 @dataclass(frozen=True)
