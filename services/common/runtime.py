@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from services.common.bus import Bus
 from services.common.consumer import Handler, TrackedConsumer
 from services.common.outbox import OutboxRelay, ToContract
+from services.common.relay_process import RelayJob, RelayProcess
 from services.common.settings import Settings
 from services.common.store import ServiceApplication
 from services.common.threads import in_thread
@@ -38,6 +39,10 @@ class ServiceSpec:
     published_from: tuple[type, ...] = ()
     # When they can be listed: the exact topics published; the relay then reads only those.
     published_topics: tuple[str, ...] = ()
+    # OUTBOX_RELAY=process: what the relay process builds to read the store (picklable, by
+    # reference); None: build_application. A service whose application is heavy to start can
+    # name a lighter one on the same store.
+    relay_application: Callable[[Settings], ServiceApplication] | None = None
     subscriptions: list[Subscription] = field(default_factory=list)
     # Background loops that need only the application (e.g. read-model projectors).
     background: list[Callable[[ServiceApplication], Awaitable[None]]] = field(default_factory=list)
@@ -57,13 +62,18 @@ class ServiceRuntime:
         self.settings = settings
         self.application = spec.build_application(settings)
         self.bus = Bus(settings.nats_url, name=spec.name, replicas=settings.nats_replicas)
-        self.relay: OutboxRelay | None = None
+        self.relay: OutboxRelay | RelayProcess | None = None
         self.consumers: list[TrackedConsumer] = []
         self.lag = Lag()
         self._tasks: list[asyncio.Task] = []
         self._stopping = False
 
     async def start(self) -> None:
+        if self.spec.to_contract is not None and self.settings.outbox_relay == "process":
+            self.relay = RelayProcess(RelayJob(
+                self.settings, self.spec.relay_application or self.spec.build_application, self.spec.to_contract,
+                self.spec.published_from, self.spec.published_topics))
+            self._spawn(self.relay.run(), "outbox")
         self._spawn(self._start_messaging(), "messaging")
         for loop in self.spec.background:
             self._spawn(loop(self.application), loop.__name__)
@@ -71,7 +81,7 @@ class ServiceRuntime:
     async def _start_messaging(self) -> None:
         await self.bus.connect_forever()
         js = self.bus.js
-        if self.spec.to_contract is not None:
+        if self.spec.to_contract is not None and self.relay is None:
             self.relay = OutboxRelay(self.application, js, self.spec.to_contract,
                                      published_from=self.spec.published_from,
                                      topics=self.spec.published_topics,
@@ -132,6 +142,9 @@ class ServiceRuntime:
         }
         if self.relay is not None:
             report["outbox"] = {"position": self.relay.stats.position, "published": self.relay.stats.published}
+            if isinstance(self.relay, RelayProcess):
+                report["outbox"] |= {"process": "running" if self.relay.alive else "restarting",
+                                     "pid": self.relay.pid, "restarts": self.relay.restarts}
         report["consumers"] = {c.tracking_name: vars(c.stats) for c in self.consumers}
         report["ready"] = store_ok and self.bus.connected
         return report

@@ -43,6 +43,7 @@ class Settings:
     data_dir: Path = Path("var")
     port: int = 8000
     relay_batch: int = 500
+    outbox_relay: str = "inline"  # or "process": services/common/relay_process.py
     consumer_batch: int = 100
     max_deliver: int = 5
     nats_replicas: int = 1
@@ -62,6 +63,7 @@ class Settings:
             data_dir=Path(env.get("DATA_DIR", "var")),
             port=int(env.get(f"{service.upper()}_PORT", DEFAULT_PORTS.get(service, 8000))),
             relay_batch=int(env.get("RELAY_BATCH", cls.relay_batch)),
+            outbox_relay=_choice(env, "OUTBOX_RELAY", ("inline", "process"), cls.outbox_relay),
             consumer_batch=int(env.get("CONSUMER_BATCH", cls.consumer_batch)),
             max_deliver=int(env.get("MAX_DELIVER", cls.max_deliver)),
             nats_replicas=int(env.get("NATS_REPLICAS", cls.nats_replicas)),
@@ -145,3 +147,10 @@ def package_version() -> str:
     except metadata.PackageNotFoundError:  # a checkout that was never `pip install -e .`
         pyproject = Path(__file__).resolve().parents[2] / "pyproject.toml"
         return tomllib.loads(pyproject.read_text())["project"]["version"]
+
+
+def _choice(env: dict[str, str], name: str, allowed: tuple[str, ...], default: str) -> str:
+    value = env.get(name) or default
+    if value not in allowed:
+        raise RuntimeError(f"{name} must be one of {', '.join(allowed)}, not {value!r}")
+    return value

@@ -82,6 +82,13 @@ class Ledger(ServiceApplication):
         super().close()
 
 
+class LedgerStore(ServiceApplication):
+    """The ledger's event store alone, without the writer and the Merkle log: what the outbox
+    relay process reads. Same name, so the same tables (PostgreSQL names them after it)."""
+
+    name = Ledger.name
+
+
 def select_many(recorder, ids: list[UUID]) -> list[StoredEvent]:
     """The stored events of many aggregates, ordered by aggregate and version, in one query on
     the recorder's own table: eventsourcing selects one aggregate at a time."""

@@ -10,7 +10,7 @@ from services.common.runtime import ServiceSpec, Subscription
 from services.common.settings import Settings
 from services.common.web import create_app
 from services.ledger.api import deliveries_router, ledger_router
-from services.ledger.application import RELIEF_HANDLERS, Ledger, LedgerConfig
+from services.ledger.application import RELIEF_HANDLERS, Ledger, LedgerConfig, LedgerStore
 from services.ledger.checkpoints import checkpoint_timer
 from services.ledger.domain import EntryAppended
 from services.ledger.log import ENTRY_TOPIC
@@ -43,6 +43,7 @@ RELIEF = Subscription(durable="ledger-relief", stream="RELIEF", filter_subject="
 def make_spec(config: LedgerConfig | None = None) -> ServiceSpec:
     return ServiceSpec(name="ledger", build_application=lambda settings: Ledger(settings, config),
                        to_contract=to_contract, published_from=(EntryAppended,), published_topics=(ENTRY_TOPIC,),
+                       relay_application=LedgerStore,  # the relay needs the store, not the Merkle log
                        subscriptions=[RELIEF],
                        background=[checkpoint_timer])
 

@@ -72,11 +72,12 @@ def known(client, e) -> bool:
 
 
 @pytest.mark.nats
-def test_entitlements_from_relief_and_deliveries_on_ledger_once(own_nats, settings_for):
+@pytest.mark.parametrize("relay", ["inline", "process"])
+def test_entitlements_from_relief_and_deliveries_on_ledger_once(own_nats, settings_for, relay):
     entitlements = [issued() for _ in range(20)]
     gone = entitlements[-1]
     asyncio.run(publish(own_nats.url, [*entitlements, cancelled(gone)]))
-    settings = settings_for("ledger", NATS_URL=own_nats.url)
+    settings = settings_for("ledger", NATS_URL=own_nats.url, OUTBOX_RELAY=relay)
     with TestClient(ledger_main.create(settings, config()), headers=volunteer(settings)) as client:
         wait_until(lambda: all(known(client, e) for e in entitlements), "ledger learned the entitlements")
         wait_until(lambda: client.get(f"/entitlements/{gone.source_id}").json()["state"] == "cancelled", "cancelled")
@@ -88,7 +89,8 @@ def test_entitlements_from_relief_and_deliveries_on_ledger_once(own_nats, settin
         reversal = client.post(f"/deliveries/{results[0].json()['seq']}/reversal",
                                json={"reason": "recorded_in_error", "reversed_by": "staff-1"}, headers=officer(settings))
         assert reversal.status_code == 201
-        wait_until(lambda: client.get("/healthz").json().get("outbox", {}).get("position", 0) >= 1, "relay running")
+        wait_until(lambda: client.get("/healthz").json().get("outbox", {}).get("position", 0) >= 1,
+                   lambda: f"relay running: {client.get('/healthz').json()}")
 
         def published():
             messages = asyncio.run(ledger_stream(own_nats.url))
