@@ -102,7 +102,7 @@ class Batch:
     head: int
     known: "Desk | None" = None
     entitlements: dict[UUID, Entitlement | None] = field(default_factory=dict)
-    records: dict[str, IdempotencyRecord] = field(default_factory=dict)
+    records: dict[str, IdempotencyRecord.Recorded] = field(default_factory=dict)  # new, by key
     events: list[EntryAppended] = field(default_factory=list)
     checkpoint: CheckpointSigned | None = None
 
@@ -127,8 +127,15 @@ class Batch:
                     return found
             return Outcome(error.status_code, error.body())
 
-    def aggregates(self) -> list:
-        return [*(e for e in self.entitlements.values() if e is not None), *self.records.values()]
+    def new_events(self) -> list:
+        """Everything the batch decided, in the order it is saved."""
+        events = [e for entitlement in self.entitlements.values() if entitlement is not None
+                  for e in entitlement.collect_events()]
+        events += self.records.values()
+        events += self.events
+        if self.checkpoint is not None:
+            events.append(self.checkpoint)
+        return events
 
     def _deliver(self, c: RecordDelivery) -> Outcome:
         replay = self._replay(c.idempotency_key, c.body_hash)
@@ -192,15 +199,16 @@ class Batch:
         """Keep the 409 under the key: a retry of a refused request must never record, even after
         the delivery it met is reversed (the phone was told not to hand anything over)."""
         answer = refused.body()
-        self.records[c.idempotency_key] = DuplicateRefused(
-            key=c.idempotency_key, body_hash=c.body_hash,
-            result={"kind": "refused", "seq": None, "answer": answer, "volunteer_id": c.volunteer_id,
-                    "entitlement_id": str(c.entitlement_id), "at": iso_utc(datetime.now(timezone.utc))})
+        now = datetime.now(timezone.utc)
+        self.records[c.idempotency_key] = DuplicateRefused.recorded(
+            c.idempotency_key, c.body_hash,
+            {"kind": "refused", "seq": None, "answer": answer, "volunteer_id": c.volunteer_id,
+             "entitlement_id": str(c.entitlement_id), "at": iso_utc(now)}, now)
         return Outcome(409, dict(answer))
 
     def _success(self, key: str | None, body_hash: str, result: dict) -> Outcome:
         if key:
-            self.records[key] = IdempotencyRecord(key=key, body_hash=body_hash, result=result)
+            self.records[key] = IdempotencyRecord.recorded(key, body_hash, result, datetime.now(timezone.utc))
         return Outcome(201, dict(result), result["seq"])
 
     def _entitlement(self, entitlement_id: UUID) -> Entitlement:
@@ -263,10 +271,7 @@ class Desk:
         return self._answer(commands, outcomes)
 
     def _save(self, batch: Batch) -> None:
-        events = [e for aggregate in batch.aggregates() for e in aggregate.collect_events()]
-        events += batch.events
-        if batch.checkpoint is not None:
-            events.append(batch.checkpoint)
+        events = batch.new_events()
         if events:  # the event store directly: app.save() checks each object against protocols
             # EventStore.put() without the Recording objects it builds for every event
             stored = [self.ledger.mapper.to_stored_event(e) for e in events]
