@@ -10,10 +10,11 @@ from eventsourcing.postgres import PostgresAggregateRecorder
 from eventsourcing.sqlite import SQLiteAggregateRecorder
 
 from contracts import EntitlementCancelled, EntitlementIssued
+from services.common.encoding import FastEncoding
 from services.common.settings import Settings
 from services.common.store import ServiceApplication, UnitOfWork
 from services.ledger.deliveries import Desk, Outcome
-from services.ledger.domain import Entitlement
+from services.ledger.domain import WRITER_EVENTS, Entitlement
 from services.ledger.group_commit import GroupCommit
 from services.ledger.keys import SigningKey
 from services.ledger.log import MerkleLog
@@ -46,6 +47,7 @@ class Ledger(ServiceApplication):
         self.config = config or LedgerConfig.from_env()
         self.key = SigningKey.load(self.config.signing_key, settings.service_dir)
         self.merkle = MerkleLog(self, settings.service_dir / "merkle.sqlite")
+        self.encoding = FastEncoding(self.mapper, WRITER_EVENTS)
         self.desk = Desk(self)
         self.writer = GroupCommit(self.desk.process, max_batch=self.config.max_batch)
 

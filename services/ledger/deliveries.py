@@ -274,7 +274,7 @@ class Desk:
         events = batch.new_events()
         if events:  # the event store directly: app.save() checks each object against protocols
             # EventStore.put() without the Recording objects it builds for every event
-            stored = [self.ledger.mapper.to_stored_event(e) for e in events]
+            stored = [self.ledger.encoding.to_stored_event(e) for e in events]
             ids = self.ledger.recorder.insert_events(stored)
             try:  # the Merkle log takes its own leaves from memory; else catch_up() reads them back
                 self.ledger.merkle.append_own(events, stored, ids)

@@ -185,3 +185,8 @@ def reversal_entry(entitlement: Entitlement, reversed_delivery: dict[str, Any], 
     entry.update(kind="reversal", seq=seq, recorded_at=recorded_at, reverses_seq=reversed_delivery["seq"],
                  reason=reason, reversed_by=reversed_by)
     return entry
+
+
+# what the writer saves: JSON-native values and datetimes only (services.common.encoding)
+WRITER_EVENTS = (EntryAppended, CheckpointSigned, Entitlement.Delivered, Entitlement.Reversed,
+                 IdempotencyRecord.Recorded, DuplicateRefused.Recorded)
