@@ -151,10 +151,11 @@ class Batch:
         delivery = {"seq": self.head + 1, "volunteer_id": c.volunteer_id, "device_id": c.device_id,
                     "delivered_at": c.delivered_at, "recorded_at": iso_utc(now), "items": c.items,
                     "cash_vnd": c.cash_vnd, "evidence_hash": c.evidence_hash}
-        entitlement.deliver(delivery)
-        self._append(delivery_entry(entitlement, delivery), entitlement.version, now)
+        entitlement.deliver(delivery, now)
+        entry = delivery_entry(entitlement, delivery)
+        self._append(entry, entitlement.version, now)
         return self._success(c.idempotency_key, c.body_hash,
-                             {"kind": "delivery", "seq": self.head, "entitlement_id": str(entitlement.id)})
+                             {"kind": "delivery", "seq": self.head, "entitlement_id": entry["entitlement_id"]}, now)
 
     def _reverse(self, c: ReverseDelivery) -> Outcome:
         replay = self._replay(c.idempotency_key, c.body_hash) if c.idempotency_key else None
@@ -178,7 +179,7 @@ class Batch:
                      entitlement.version, now)
         result = {"kind": "reversal", "seq": self.head, "entitlement_id": str(entitlement.id),
                   "reverses_seq": c.reverses_seq}
-        return self._success(c.idempotency_key, c.body_hash, result)
+        return self._success(c.idempotency_key, c.body_hash, result, now)
 
     def _replay(self, key: str, body_hash: str) -> Outcome | None:
         record = self.records.get(key)
@@ -206,9 +207,9 @@ class Batch:
              "entitlement_id": str(c.entitlement_id), "at": iso_utc(now)}, now)
         return Outcome(409, dict(answer))
 
-    def _success(self, key: str | None, body_hash: str, result: dict) -> Outcome:
+    def _success(self, key: str | None, body_hash: str, result: dict, now: datetime) -> Outcome:
         if key:
-            self.records[key] = IdempotencyRecord.recorded(key, body_hash, result, datetime.now(timezone.utc))
+            self.records[key] = IdempotencyRecord.recorded(key, body_hash, result, now)
         return Outcome(201, dict(result), result["seq"])
 
     def _entitlement(self, entitlement_id: UUID) -> Entitlement:

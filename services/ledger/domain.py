@@ -84,11 +84,19 @@ class Entitlement(Aggregate):
                                     entitlement_id=str(self.id))
         check_within(self.items, self.cash_vnd, items, cash_vnd)
 
-    @event("Delivered")
-    def deliver(self, delivery: dict[str, Any]) -> None:
+    class Delivered(Aggregate.Event):
+        """Declared, not made by @event: the writer triggers one per delivery, and the decorator's
+        argument coercion cost a tenth of its time. Same topic as the decorated event it replaced."""
+
+        delivery: dict[str, Any]
+
+        def apply(self, aggregate: "Entitlement") -> None:
+            aggregate.delivery = self.delivery
+
+    def deliver(self, delivery: dict[str, Any], at: datetime | None = None) -> None:
         """`delivery`: seq, volunteer_id, device_id, delivered_at, recorded_at, items, cash_vnd,
         evidence_hash. Call check_delivery first."""
-        self.delivery = delivery
+        self.trigger_event(self.Delivered, delivery=delivery, timestamp=at)
 
     def check_reversal(self, reverses_seq: int) -> None:
         if self.delivery is None or self.delivery["seq"] != reverses_seq:
