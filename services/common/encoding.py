@@ -9,6 +9,7 @@ only for the event types named by its user; anything else, or any value orjson r
 through the application's own mapper. The mapper's compressor and cipher apply either way.
 """
 
+from datetime import datetime
 from typing import Any, Iterable
 
 import orjson
@@ -25,6 +26,7 @@ class FastEncoding:
         self.mapper = mapper
         self.topics = {t: get_topic(t) for t in event_types}
         self.transcodings = mapper.transcoder.types  # type: ignore[attr-defined] - JSONTranscoder's registry
+        self._last: tuple[Any, dict[str, Any]] = (None, {})  # events saved together often share a timestamp
 
     def to_stored_event(self, event: Any) -> StoredEvent:
         topic = self.topics.get(type(event))
@@ -45,7 +47,12 @@ class FastEncoding:
                            topic=topic, state=data)
 
     def _transcode(self, value: Any) -> dict[str, Any]:
+        if value is self._last[0]:
+            return self._last[1]
         transcoding = self.transcodings.get(type(value))
         if transcoding is None:
             raise TypeError(type(value))
-        return {"_type_": transcoding.name, "_data_": transcoding.encode(value)}
+        wrapped = {"_type_": transcoding.name, "_data_": transcoding.encode(value)}
+        if type(value) is datetime:  # immutable: safe to answer again by identity
+            self._last = (value, wrapped)
+        return wrapped

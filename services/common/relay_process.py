@@ -22,6 +22,7 @@ from multiprocessing.sharedctypes import Synchronized
 
 from services.common.bus import Bus
 from services.common.outbox import OutboxRelay, ToContract
+from services.common.serve import collect_less
 from services.common.settings import Settings
 from services.common.store import ServiceApplication
 
@@ -70,6 +71,7 @@ async def _relay(job: RelayJob, stats: SharedRelayStats) -> None:
     loop.add_signal_handler(signal.SIGTERM, stop.set)
     loop.add_signal_handler(signal.SIGINT, stop.set)
     app = job.build_application(job.settings)
+    collect_less()
     bus = Bus(job.settings.nats_url, name=f"{job.settings.service}-relay", replicas=job.settings.nats_replicas)
 
     async def publish() -> None:
