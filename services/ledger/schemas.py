@@ -60,7 +60,8 @@ class DeliveryIn(BaseModel):
 
     def recorded_by(self, who: Principal) -> "DeliveryIn":
         """This delivery with the volunteer who records it: the signed-in user."""
-        return self.model_copy(update={"volunteer_id": acting_as(self.volunteer_id, who, "volunteer_id")})
+        volunteer_id = acting_as(self.volunteer_id, who, "volunteer_id")
+        return self if volunteer_id == self.volunteer_id else self.model_copy(update={"volunteer_id": volunteer_id})
 
     def command(self, idempotency_key: str, by: Principal | None = None) -> RecordDelivery:
         return RecordDelivery(
