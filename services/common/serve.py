@@ -23,7 +23,7 @@ class PathOnly(logging.Filter):
 
 # A hot path (the ledger's writer, a relay) allocates a few hundred short-lived objects per event:
 # at the default (700, 10, 10) the cyclic collector runs a young collection every few events and
-# a full one, over every cached aggregate, every few thousand: a sixth of the ledger writer's time
+# a full one, over every cached aggregate, every few thousand: 10-18% of the ledger writer's time
 # (docs/ledger.md "Throughput"). Reference counting frees nearly all of it anyway; the rarer
 # collections still find cycles (exceptions with tracebacks), within a few MB.
 GC_THRESHOLDS = (50_000, 50, 100)
