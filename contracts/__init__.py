@@ -24,7 +24,7 @@ from contracts.relief import (
     LegalBasis,
     PackageLine,
 )
-from contracts.subjects import DEAD_LETTER_STREAM, STREAMS, dead_letter_subject
+from contracts.subjects import DEAD_LETTER_STREAM, STREAMS, dead_letter_subject, stream_of
 
 __all__ = [
     "CancellationReason",
@@ -47,6 +47,7 @@ __all__ = [
     "QuarantineEnded",
     "QuarantineStarted",
     "dead_letter_subject",
+    "stream_of",
     "decode",
     "encode",
     "registry",

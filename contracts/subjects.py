@@ -16,3 +16,12 @@ DEAD_LETTER_PREFIX = "deadletter"
 def dead_letter_subject(consumer: str, subject: str) -> str:
     """Where a message that failed `max_deliver` times at `consumer` is parked."""
     return f"{DEAD_LETTER_PREFIX}.{consumer}.{subject}"
+
+
+def stream_of(subject: str) -> str:
+    """The stream that stores `subject` (each service publishes under its own prefix)."""
+    prefix = subject.split(".", 1)[0]
+    for name, subjects in STREAMS.items():
+        if f"{prefix}.>" in subjects:
+            return name
+    raise KeyError(f"no stream stores {subject}")

@@ -5,9 +5,10 @@ log after the position it last recorded, maps each domain event to its contract 
 publishes with `Nats-Msg-Id: <service>:<notification id>` and then records how far it
 got. A crash between publish and bookkeeping re-publishes the same ids on restart;
 JetStream's duplicate window drops the copies, and consumers ignore any that arrive
-later (contract events carry source id and version). An ack that never comes (the server
-died with the message, or the connection dropped with the ack) times out the batch: nats-py's
-publish futures have no timeout of their own, and the relay would otherwise wait forever.
+later (contract events carry source id and version). Each batch is chained onto the stream's
+tail and acked once (services/common/publisher.py); an ack that never comes (the server died
+with the message, or the connection dropped with the ack) times out the batch, which is
+published again.
 """
 
 import asyncio
@@ -18,9 +19,10 @@ from dataclasses import dataclass
 from eventsourcing.domain import DomainEventProtocol
 from eventsourcing.persistence import Notification, Tracking
 from eventsourcing.utils import resolve_topic
-from nats.js import JetStreamContext
+from nats.aio.client import Client
 
-from contracts import ContractEvent, encode
+from contracts import ContractEvent, encode, stream_of
+from services.common.publisher import BatchPublisher, Message
 from services.common.store import ServiceApplication
 from services.common.threads import in_thread
 
@@ -36,18 +38,17 @@ class RelayStats:
 
 
 class OutboxRelay:
-    def __init__(self, app: ServiceApplication, js: JetStreamContext, to_contract: ToContract,
+    def __init__(self, app: ServiceApplication, nc: Client, to_contract: ToContract,
                  batch: int = 500, poll_seconds: float = 0.1, published_from: tuple[type, ...] = (),
                  topics: tuple[str, ...] = (), ack_timeout: float = 10.0):
         self.app = app
-        self.js = js
+        self.publisher = BatchPublisher(nc, ack_timeout)
         self.to_contract = to_contract
         self.published_from = published_from
         self.topics = topics
         self._may_publish: dict[str, bool] = {}
         self.batch = batch
         self.poll_seconds = poll_seconds
-        self.ack_timeout = ack_timeout
         self.service = app.settings.service
         self.tracking_name = f"outbox:{self.service}"
         self.stats = RelayStats()
@@ -74,9 +75,8 @@ class OutboxRelay:
         if not notifications:
             self.stats.position = position
             return 0
-        acks = [await self._publish(n) for n in notifications]
-        # a timeout (or an error ack) leaves the position where it was: run() publishes the batch again
-        await asyncio.wait_for(asyncio.gather(*(ack for ack in acks if ack is not None)), self.ack_timeout)
+        # an error or a timeout leaves the position where it was: run() publishes the batch again
+        await self._publish(notifications)
         last = notifications[-1].id
         await self.record_position(last)
         self.stats.position = last
@@ -92,8 +92,7 @@ class OutboxRelay:
             return 0
         notifications = await in_thread(
             lambda: self.app.recorder.select_notifications(position + 1, self.batch, stop=stop, topics=topics))
-        acks = [await self._publish(n) for n in notifications]
-        await asyncio.wait_for(asyncio.gather(*(ack for ack in acks if ack is not None)), self.ack_timeout)
+        await self._publish(notifications)
         last = notifications[-1].id if len(notifications) == self.batch else stop
         await self.record_position(last)
         self.stats.position = last
@@ -112,7 +111,17 @@ class OutboxRelay:
             self._may_publish[topic] = issubclass(resolve_topic(topic), self.published_from)
         return self._may_publish[topic]
 
-    async def _publish(self, notification: Notification) -> asyncio.Future | None:
+    async def _publish(self, notifications: list[Notification]) -> None:
+        by_stream: dict[str, list[Message]] = {}
+        for notification in notifications:
+            message = self._message(notification)
+            if message is not None:
+                by_stream.setdefault(stream_of(message.subject), []).append(message)
+        for stream, messages in by_stream.items():
+            await self.publisher.publish(stream, messages)
+            self.stats.published += len(messages)
+
+    def _message(self, notification: Notification) -> Message | None:
         if not self.may_publish(notification.topic):
             return None
         contract = self.to_contract(self.app.mapper.to_domain_event(notification))
@@ -120,6 +129,4 @@ class OutboxRelay:
             return None
         subject, payload, headers = encode(contract)
         headers["Nats-Msg-Id"] = f"{self.service}:{notification.id}"
-        self.stats.published += 1
-        # publish_async keeps order on the wire; the acks are awaited together.
-        return await self.js.publish_async(subject, payload, headers=headers)
+        return Message(subject, payload, headers)

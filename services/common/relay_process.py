@@ -76,7 +76,7 @@ async def _relay(job: RelayJob, stats: SharedRelayStats) -> None:
 
     async def publish() -> None:
         await bus.connect_forever()
-        relay = OutboxRelay(app, bus.js, job.to_contract, published_from=job.published_from,
+        relay = OutboxRelay(app, bus.nc, job.to_contract, published_from=job.published_from,
                             topics=job.published_topics, batch=job.settings.relay_batch)
         relay.stats = stats
         await relay.run()

@@ -82,7 +82,7 @@ class ServiceRuntime:
         await self.bus.connect_forever()
         js = self.bus.js
         if self.spec.to_contract is not None and self.relay is None:
-            self.relay = OutboxRelay(self.application, js, self.spec.to_contract,
+            self.relay = OutboxRelay(self.application, self.bus.nc, self.spec.to_contract,
                                      published_from=self.spec.published_from,
                                      topics=self.spec.published_topics,
                                      batch=self.settings.relay_batch)

@@ -64,13 +64,18 @@ def note_contract():
 
 
 @pytest.fixture
-async def js(nats_server):
+async def bus(nats_server):
     bus = Bus(nats_server.url, "test")
     await bus.connect()
     for stream in ("RELIEF", "DEADLETTER"):  # each test starts from empty streams
         await bus.js.purge_stream(stream)
-    yield bus.js
+    yield bus
     await bus.close()
+
+
+@pytest.fixture
+def js(bus):
+    return bus.js
 
 
 @pytest.fixture
@@ -115,9 +120,9 @@ async def stream_count(js, subject: str) -> int:
     return (info.state.subjects or {}).get(subject, 0)
 
 
-async def test_each_stored_change_arrives_once_at_a_durable_consumer(js, producer, consumer_app):
+async def test_each_stored_change_arrives_once_at_a_durable_consumer(bus, js, producer, consumer_app):
     producer.save(*[Note(text=f"n{i}") for i in range(250)])
-    relay = OutboxRelay(producer, js, to_contract, batch=100)
+    relay = OutboxRelay(producer, bus.nc, to_contract, batch=100)
     while await relay.pump():
         pass
     assert await relay.pump() == 0  # nothing new: nothing published again
@@ -130,9 +135,9 @@ async def test_each_stored_change_arrives_once_at_a_durable_consumer(js, produce
 
 
 async def test_relay_killed_between_publish_and_bookkeeping_loses_and_doubles_nothing(
-        js, producer, consumer_app):
+        bus, js, producer, consumer_app):
     producer.save(*[Note(text=f"n{i}") for i in range(40)])
-    crashing = OutboxRelay(producer, js, to_contract, batch=25)
+    crashing = OutboxRelay(producer, bus.nc, to_contract, batch=25)
 
     async def crash(_position: int) -> None:
         raise SystemExit("killed after publishing, before recording the position")
@@ -142,7 +147,7 @@ async def test_relay_killed_between_publish_and_bookkeeping_loses_and_doubles_no
         await crashing.pump()
     producer.save(Note(text="after the crash"))
 
-    restarted = OutboxRelay(producer, js, to_contract, batch=25)
+    restarted = OutboxRelay(producer, bus.nc, to_contract, batch=25)
     while await restarted.pump():
         pass
 
