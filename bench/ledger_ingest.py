@@ -156,13 +156,14 @@ def client(url: str, ids: list[str], concurrency: int, batch: int, done, auth: d
         requests = [("/deliveries/batch", orjson.dumps({"deliveries": [
             body(ids[i], i) | {"idempotency_key": f"b-{i}"} for i in range(first, min(first + batch, len(ids)))]}),
             auth) for first in range(0, len(ids), batch)]
-    started = time.perf_counter()  # the clock starts at the first request, not at process spawn
+    started, cpu = time.perf_counter(), time.process_time()  # the clock starts at the first request
     results = asyncio.run(post_all(url, requests, concurrency))
+    cpu = time.process_time() - cpu
     if batch <= 1:
         recorded = sum(status == 201 for status, _ in results)
     else:
         recorded = sum(r["status"] == 201 for _, data in results for r in orjson.loads(data)["results"])
-    done.put((recorded, started, time.perf_counter()))
+    done.put((recorded, started, time.perf_counter(), cpu, sum(len(data) for _, data in results)))
 
 
 async def published(url: str, n: int, every: float = 0.005) -> float:
@@ -224,7 +225,7 @@ def end_to_end(tmp: Path, nats_url: str, n: int, concurrency: int, batch: int, l
         worker.start()
         published_at = asyncio.run(published(nats_url, n))
         cpu_after = cpu_seconds(server.pid), cpu_seconds(relay_pid)
-        recorded, start, committed_at = done.get(timeout=600)
+        recorded, start, committed_at, client_cpu, received = done.get(timeout=600)
         worker.join()
         info = httpx.get(f"{url}/ledger/info").json()
         time.sleep(0.5)  # a copy published twice would have landed by now
@@ -236,7 +237,9 @@ def end_to_end(tmp: Path, nats_url: str, n: int, concurrency: int, batch: int, l
                 "mean_group_commit": round(info["group_commit"]["commands"] / max(info["group_commit"]["batches"], 1), 1),
                 # CPU per delivery: steadier than rates on a shared machine, and it says where time goes
                 "service_cpu_us_per_delivery": round((cpu_after[0] - cpu_before[0]) / n * 1e6),
-                "relay_cpu_us_per_delivery": round((cpu_after[1] - cpu_before[1]) / n * 1e6)}
+                "relay_cpu_us_per_delivery": round((cpu_after[1] - cpu_before[1]) / n * 1e6),
+                "client_cpu_us_per_delivery": round(client_cpu / n * 1e6),
+                "response_bytes_per_delivery": round(received / n)}
     finally:
         server.terminate()
         server.wait(20)

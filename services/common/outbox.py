@@ -124,7 +124,7 @@ class OutboxRelay:
     def _message(self, notification: Notification) -> Message | None:
         if not self.may_publish(notification.topic):
             return None
-        contract = self.to_contract(self.app.mapper.to_domain_event(notification))
+        contract = self.to_contract(self.app.encoding.to_domain_event(notification))
         if contract is None:  # a private event: nothing crosses the bus
             return None
         subject, payload, headers = encode(contract)

@@ -8,6 +8,7 @@ from eventsourcing.application import AggregateNotFoundError, Application, Proce
 from eventsourcing.domain import Aggregate
 from eventsourcing.persistence import JSONTranscoder, ProcessRecorder, Tracking, Transcoding
 
+from services.common.encoding import FastEncoding
 from services.common.settings import Settings
 
 
@@ -31,6 +32,9 @@ class ServiceApplication(Application):
     upstream streams and of the outbox relay), in the same database as its events."""
 
     recorder: ProcessRecorder
+    # events stored and read back through orjson (services/common/encoding.py), and more read back so
+    fast_events: tuple[type, ...] = ()
+    fast_reads: tuple[type, ...] = ()
 
     def __init__(self, settings: Settings, env: dict[str, Any] | None = None):
         self.settings = settings
@@ -38,6 +42,7 @@ class ServiceApplication(Application):
         if settings.uses_postgres:
             create_schema(env)
         super().__init__(env=env)
+        self.encoding = FastEncoding(self.mapper, self.fast_events, self.fast_reads)
         if env.get("CIPHER_KEY"):
             self._check_cipher_key()
 

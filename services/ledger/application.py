@@ -10,7 +10,6 @@ from eventsourcing.postgres import PostgresAggregateRecorder
 from eventsourcing.sqlite import SQLiteAggregateRecorder
 
 from contracts import EntitlementCancelled, EntitlementIssued
-from services.common.encoding import FastEncoding
 from services.common.settings import Settings
 from services.common.store import ServiceApplication, UnitOfWork
 from services.ledger.deliveries import Desk, Outcome
@@ -42,12 +41,14 @@ class LedgerConfig:
 
 
 class Ledger(ServiceApplication):
+    fast_events = WRITER_EVENTS
+    fast_reads = (Entitlement.Issued, Entitlement.Reissued, Entitlement.Cancelled)
+
     def __init__(self, settings: Settings, config: LedgerConfig | None = None, env: dict[str, Any] | None = None):
         super().__init__(settings, env)
         self.config = config or LedgerConfig.from_env()
         self.key = SigningKey.load(self.config.signing_key, settings.service_dir)
         self.merkle = MerkleLog(self, settings.service_dir / "merkle.sqlite")
-        self.encoding = FastEncoding(self.mapper, WRITER_EVENTS)
         self.desk = Desk(self)
         self.writer = GroupCommit(self.desk.process, max_batch=self.config.max_batch)
 
@@ -61,7 +62,7 @@ class Ledger(ServiceApplication):
         for stored in select_many(self.recorder, ids):
             originator = stored.originator_id
             found[originator if isinstance(originator, UUID) else UUID(originator)].append(
-                self.mapper.to_domain_event(stored))
+                self.encoding.to_domain_event(stored))
         out = {}
         for entitlement_id, events in found.items():
             aggregate = None
@@ -89,6 +90,7 @@ class LedgerStore(ServiceApplication):
     relay process reads. Same name, so the same tables (PostgreSQL names them after it)."""
 
     name = Ledger.name
+    fast_events, fast_reads = Ledger.fast_events, Ledger.fast_reads
 
 
 def select_many(recorder, ids: list[UUID]) -> list[StoredEvent]:
