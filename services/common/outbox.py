@@ -22,7 +22,7 @@ from eventsourcing.utils import resolve_topic
 from nats.aio.client import Client
 
 from contracts import ContractEvent, encode, stream_of
-from services.common.publisher import BatchPublisher, Message
+from services.common.publisher import MSG_ID, BatchPublisher, Message
 from services.common.store import ServiceApplication
 from services.common.threads import in_thread
 
@@ -128,5 +128,5 @@ class OutboxRelay:
         if contract is None:  # a private event: nothing crosses the bus
             return None
         subject, payload, headers = encode(contract)
-        headers["Nats-Msg-Id"] = f"{self.service}:{notification.id}"
+        headers[MSG_ID] = f"{self.service}:{notification.id}"
         return Message(subject, payload, headers)
