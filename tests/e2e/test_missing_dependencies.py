@@ -17,7 +17,7 @@ from services.relief.main import create as create_relief
 from services.common.store import UnitOfWork
 from tests.integration.test_households_api import household
 from tests.signin import signed_in
-from tests.integration.test_plumbing_nats import (consumer_app, copies, copy_note, js,  # noqa: F401 - fixtures
+from tests.integration.test_plumbing_nats import (bus, consumer_app, copies, copy_note, js,  # noqa: F401 - fixtures
                                                   note_contract, run_until, tracked_consumer)
 from tests.integration.test_plumbing_nats import publish as publish_notes
 from tests.integration.test_metrics import scrape, wait_for
